@@ -1,0 +1,58 @@
+//! The Lambda entry point: one SQS event in, one partial batch response out.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
+use tokio::time::Instant;
+use tracing::{Instrument, error, info_span};
+
+use crate::aws::load_sdk_config;
+use crate::batch::Worker;
+use crate::config::Config;
+
+/// Serves SQS events until the runtime shuts the process down.
+///
+/// Logs follow `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL`.
+pub async fn main() -> ExitCode {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            error!(error = %e, "configuration refused");
+            return ExitCode::FAILURE;
+        }
+    };
+    let worker = Arc::new(Worker::new(config, &load_sdk_config().await));
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let worker = worker.clone();
+        async move { handle(&worker, event).await }
+    });
+    match lambda_runtime::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "the Lambda runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Handles one invocation. The deadline is the invocation's, so records that
+/// cannot finish in time are handed back instead of timing out the batch.
+///
+/// # Errors
+///
+/// Only when the batch cannot be answered record by record; Lambda then
+/// retries every record.
+pub async fn handle(
+    worker: &Worker,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
+    let deadline = Instant::now() + remaining;
+    let span = info_span!("invocation", request_id = %event.context.request_id, records = event.payload.records.len());
+    let report = worker.handle_batch(&event.payload.records, deadline).instrument(span).await?;
+    Ok(report.to_response())
+}
