@@ -210,7 +210,7 @@ impl Worker {
                     );
                     Disposition::hand_back(&[])
                 } else {
-                    self.run_record(&records[i], &jobs[i], &inventories, deadline).await
+                    self.run_record(&records[i], &jobs[i], inventories, deadline).await
                 };
                 blocked |= disposition.handed_back && records[i].group.is_some();
                 results.push((i, disposition));

@@ -108,7 +108,7 @@ pub async fn enable(
         }
         Known::NotEnabled => false,
         Known::Nothing => {
-            if source_exists(customer, pace, &source).await? {
+            if source_exists(customer, pace, job, &source).await? {
                 if let Some(id) = find_delivery(customer, pace, &source, &destination).await? {
                     return Ok(already_existed(source, Some(id)));
                 }
@@ -184,14 +184,29 @@ fn alias_matches(alias: &str, host: &str) -> bool {
     }
 }
 
+/// Whether our delivery source exists. One of our name that sends another
+/// resource's logs means somebody else took the name: a conflict.
 async fn source_exists(
     customer: &CustomerClients,
     pace: &Pace<'_>,
+    job: &EnableJob,
     source: &str,
 ) -> Result<bool, Failure> {
     pace.ready("GetDeliverySource").await?;
     match customer.logs.get_delivery_source().name(source).send().await {
-        Ok(_) => Ok(true),
+        Ok(output) => {
+            let resource = names::distribution_arn(&job.account_id, &job.distribution_id);
+            let resources = output.delivery_source().map(|s| s.resource_arns()).unwrap_or_default();
+            if resources.is_empty() || resources.iter().any(|r| *r == resource) {
+                Ok(true)
+            } else {
+                Err(Failure::new(
+                    Category::DeliverySourceConflict,
+                    "GetDeliverySource",
+                    "a delivery source of this name belongs to another resource",
+                ))
+            }
+        }
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             Ok(false)
         }

@@ -169,7 +169,7 @@ pub struct Rejection {
     /// The job type, when the body named a known one.
     pub kind: Option<JobKind>,
     pub reason: String,
-    pub ids: SafeIds,
+    pub ids: Box<SafeIds>,
 }
 
 /// Parses and validates one message body.
@@ -181,7 +181,7 @@ pub struct Rejection {
 ///
 /// A [`Rejection`] for any body that is not a valid version-1 job.
 pub fn parse(body: &str) -> Result<Job, Rejection> {
-    let reject = |reason: String| Rejection { kind: None, reason, ids: SafeIds::default() };
+    let reject = |reason: String| Rejection { kind: None, reason, ids: Box::default() };
     if body.len() > MAX_BODY_BYTES {
         return Err(reject(format!(
             "body is {} bytes, more than the 256 KiB SQS allows",
@@ -212,7 +212,7 @@ pub fn parse(body: &str) -> Result<Job, Rejection> {
     }
 
     let fields = Fields(&object);
-    let ids = fields.safe_ids();
+    let ids = Box::new(fields.safe_ids());
     let rejection =
         |kind: Option<JobKind>, reason: String| Rejection { kind, reason, ids: ids.clone() };
 

@@ -83,7 +83,7 @@ impl AccountLimiter {
             match self.limiter.check_key(account) {
                 Ok(()) => return Ok(started.elapsed()),
                 Err(not_until) => {
-                    let wait = Duration::from(not_until.wait_time_from(TokioClock.now()))
+                    let wait = not_until.wait_time_from(TokioClock.now())
                         + self.interval.mul_f64(JITTER_SHARE * fastrand::f64());
                     if Instant::now() + wait > deadline {
                         return Err(PastDeadline);
