@@ -5,8 +5,10 @@
 //! Every test gets its own customer account id and its own queue and topic
 //! names, so tests share one moto server without seeing each other.
 
-#![allow(dead_code)]
+// Each test binary uses only some of the helpers.
+#![allow(dead_code, unused_imports)]
 
+pub mod customer;
 pub mod http;
 
 use std::collections::HashMap;
@@ -21,11 +23,11 @@ use cdn_log_delivery::config::Config;
 use serde_json::Value;
 use tokio::time::Instant;
 
+pub use customer::{Customer, SAFE_ORG, create_queue, queue_arn, subscribe_queue};
 pub use http::{Fault, Wire};
 
 /// The org every test uses, and its safe form.
 pub const ORG: &str = "8C6043F15F43B6390A49401A@AdobeOrg";
-pub const SAFE_ORG: &str = "8c6043f15f43b6390a49401a";
 pub const EXTERNAL_ID: &str = "test-external-id-7f3a";
 
 /// The moto endpoint the test script started.
@@ -57,7 +59,7 @@ pub fn sdk_config(wire: &Wire) -> SdkConfig {
         .build()
 }
 
-fn unique() -> String {
+pub fn unique() -> String {
     format!("{:08x}", fastrand::u32(..))
 }
 
@@ -65,129 +67,6 @@ fn unique() -> String {
 /// state.
 pub fn random_account() -> String {
     format!("{}", fastrand::u64(200_000_000_000..999_999_999_999))
-}
-
-/// Clients acting inside one customer account, as the customer.
-pub struct Customer {
-    pub account_id: String,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub cloudfront: aws_sdk_cloudfront::Client,
-}
-
-impl Customer {
-    /// moto routes an assumed role's credentials to the role's account.
-    pub async fn new(admin: &SdkConfig, account_id: String) -> Self {
-        let sts = aws_sdk_sts::Client::new(admin);
-        let credentials = sts
-            .assume_role()
-            .role_arn(format!("arn:aws:iam::{account_id}:role/TestAdmin"))
-            .role_session_name("test-setup")
-            .send()
-            .await
-            .expect("moto AssumeRole")
-            .credentials
-            .expect("credentials");
-        let provider =
-            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
-                credentials.access_key_id,
-                credentials.secret_access_key,
-                Some(credentials.session_token),
-                None,
-                "customer",
-            ));
-        let config = admin.to_builder().credentials_provider(provider).build();
-        Self {
-            account_id,
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            cloudfront: aws_sdk_cloudfront::Client::new(&config),
-        }
-    }
-
-    /// Creates a distribution serving `aliases`; returns its id.
-    pub async fn create_distribution(&self, aliases: &[&str]) -> String {
-        use aws_sdk_cloudfront::types::*;
-        let origin = Origin::builder()
-            .id("origin")
-            .domain_name("example-bucket.s3.amazonaws.com")
-            .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
-            .build()
-            .unwrap();
-        let behavior = DefaultCacheBehavior::builder()
-            .target_origin_id("origin")
-            .viewer_protocol_policy(ViewerProtocolPolicy::AllowAll)
-            // Managed-CachingOptimized.
-            .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
-            .build()
-            .unwrap();
-        let config = DistributionConfig::builder()
-            .caller_reference(unique())
-            .aliases(
-                Aliases::builder()
-                    .quantity(aliases.len() as i32)
-                    .set_items(Some(aliases.iter().map(|a| (*a).to_owned()).collect()))
-                    .build()
-                    .unwrap(),
-            )
-            .origins(Origins::builder().quantity(1).items(origin).build().unwrap())
-            .default_cache_behavior(behavior)
-            .comment("")
-            .enabled(true)
-            .build()
-            .unwrap();
-        let output = self
-            .cloudfront
-            .create_distribution()
-            .distribution_config(config)
-            .send()
-            .await
-            .expect("CreateDistribution");
-        output.distribution.expect("distribution").id
-    }
-
-    /// Creates the org's delivery destination. moto only finds destinations
-    /// in the caller's own account, so it lives in the customer account.
-    pub async fn provision_destination(&self) -> String {
-        use aws_sdk_cloudwatchlogs::types::DeliveryDestinationConfiguration;
-        let output = self
-            .logs
-            .put_delivery_destination()
-            .name(format!("cdn-logs-{SAFE_ORG}"))
-            .delivery_destination_configuration(
-                DeliveryDestinationConfiguration::builder()
-                    .destination_resource_arn("arn:aws:s3:::cdn-logs-bucket")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("PutDeliveryDestination");
-        output.delivery_destination.and_then(|d| d.arn).expect("destination arn")
-    }
-
-    pub async fn deliveries(&self) -> Vec<aws_sdk_cloudwatchlogs::types::Delivery> {
-        self.logs
-            .describe_deliveries()
-            .send()
-            .await
-            .expect("DescribeDeliveries")
-            .deliveries
-            .unwrap_or_default()
-    }
-
-    pub async fn delivery_sources(&self) -> Vec<aws_sdk_cloudwatchlogs::types::DeliverySource> {
-        self.logs
-            .describe_delivery_sources()
-            .send()
-            .await
-            .expect("DescribeDeliverySources")
-            .delivery_sources
-            .unwrap_or_default()
-    }
-
-    /// The delivery source name the worker uses for `distribution_id`.
-    pub fn source_name(&self, distribution_id: &str) -> String {
-        format!("llmo-cf-{SAFE_ORG}-{distribution_id}")
-    }
 }
 
 /// Queues, topic and a customer account for one test.
@@ -446,30 +325,4 @@ impl Outcome {
     pub fn str(&self, field: &str) -> Option<&str> {
         self.body[field].as_str()
     }
-}
-
-async fn create_queue(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    attributes: &[(QueueAttributeName, &str)],
-) -> String {
-    let mut request = sqs.create_queue().queue_name(name);
-    if name.ends_with(".fifo") {
-        request = request.attributes(QueueAttributeName::FifoQueue, "true");
-    }
-    for (key, value) in attributes {
-        request = request.attributes(key.clone(), *value);
-    }
-    request.send().await.expect("CreateQueue").queue_url.expect("queue url")
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    let output = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    output.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
 }
