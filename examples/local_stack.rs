@@ -34,7 +34,8 @@ async fn main() {
             seed(&sdk, n).await;
         }
         Some("outcomes") => {
-            let url = std::env::var("RESULTS_QUEUE_URL").expect("RESULTS_QUEUE_URL is set by `seed`");
+            let url =
+                std::env::var("RESULTS_QUEUE_URL").expect("RESULTS_QUEUE_URL is set by `seed`");
             outcomes(&sdk, &url).await;
         }
         _ => {
@@ -49,14 +50,21 @@ async fn seed(sdk: &aws_config::SdkConfig, distributions: usize) {
     let sns = aws_sdk_sns::Client::new(sdk);
 
     let dlq = create_queue(&sqs, "cdn-log-delivery-dlq.fifo", &[]).await;
-    let redrive = format!(r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":"5"}}"#, queue_arn(&sqs, &dlq).await);
+    let redrive = format!(
+        r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":"5"}}"#,
+        queue_arn(&sqs, &dlq).await
+    );
     let jobs = create_queue(
         &sqs,
         "cdn-log-delivery-jobs.fifo",
-        &[(QueueAttributeName::RedrivePolicy, &redrive), (QueueAttributeName::VisibilityTimeout, "30")],
+        &[
+            (QueueAttributeName::RedrivePolicy, &redrive),
+            (QueueAttributeName::VisibilityTimeout, "30"),
+        ],
     )
     .await;
-    let topic = sns.create_topic().name("cdn-log-delivery-results").send().await.expect("CreateTopic");
+    let topic =
+        sns.create_topic().name("cdn-log-delivery-results").send().await.expect("CreateTopic");
     let topic_arn = topic.topic_arn.expect("topic arn");
     let results = create_queue(&sqs, "cdn-log-delivery-results", &[]).await;
     subscribe_queue(&sns, &sqs, &topic_arn, &results).await;
@@ -100,9 +108,10 @@ async fn outcomes(sdk: &aws_config::SdkConfig, url: &str) {
             return;
         }
         for message in messages {
-            let envelope: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or_default();
-            let outcome: Value =
-                serde_json::from_str(envelope["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+            let envelope: Value =
+                serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or_default();
+            let outcome: Value = serde_json::from_str(envelope["Message"].as_str().unwrap_or("{}"))
+                .unwrap_or_default();
             println!("{}", summary(&outcome));
             if let Some(handle) = message.receipt_handle() {
                 let _ = sqs.delete_message().queue_url(url).receipt_handle(handle).send().await;

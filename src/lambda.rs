@@ -15,9 +15,10 @@ use crate::config::Config;
 
 /// Serves SQS events until the runtime shuts the process down.
 ///
-/// Logs follow `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL`.
+/// Logs follow `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL` (see
+/// [`crate::logging`]).
 pub async fn main() -> ExitCode {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init_lambda();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {

@@ -16,7 +16,7 @@
 //! - [`outcome`]: the outcome contract and its publisher.
 //! - [`error`]: error categories and the retry decision.
 //! - [`aws`]: SDK configuration, the connector role, SQS helpers.
-//! - [`cli`] and [`lambda`]: the entry points.
+//! - [`cli`] and [`lambda`]: the entry points; [`logging`]: their log set-up.
 
 pub mod aws;
 pub mod batch;
@@ -29,6 +29,7 @@ pub mod inventory;
 pub mod job;
 pub mod lambda;
 pub mod limiter;
+pub mod logging;
 pub mod names;
 pub mod outcome;
 pub mod rescan;

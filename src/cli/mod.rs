@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Switches on CloudFront log delivery for customer accounts.
 ///
@@ -89,22 +88,11 @@ pub struct JobArgs {
 /// (1: failure, 2: bad usage or input).
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    crate::logging::init_cli();
     match cli.command {
         Command::Poll(args) => poll::main(args).await,
         Command::Enqueue(args) => enqueue::main(args).await,
     }
-}
-
-/// Logs to stderr (stdout carries the command's results), filtered by
-/// RUST_LOG, `info` by default.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }
 
 /// The queue named on the command line, else JOBS_QUEUE_URL.

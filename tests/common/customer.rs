@@ -166,5 +166,11 @@ pub async fn subscribe_queue(
     queue_url: &str,
 ) {
     let arn = queue_arn(sqs, queue_url).await;
-    sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await.expect("Subscribe");
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .expect("Subscribe");
 }
