@@ -197,7 +197,7 @@ async fn source_exists(
         Ok(output) => {
             let resource = names::distribution_arn(&job.account_id, &job.distribution_id);
             let resources = output.delivery_source().map(|s| s.resource_arns()).unwrap_or_default();
-            if resources.is_empty() || resources.iter().any(|r| *r == resource) {
+            if resources.is_empty() || resources.contains(&resource) {
                 Ok(true)
             } else {
                 Err(Failure::new(
