@@ -318,7 +318,291 @@ async fn lost_race(
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
+    use aws_sdk_cloudwatchlogs::Client as Logs;
+    use aws_sdk_cloudwatchlogs::operation::create_delivery::{
+        CreateDeliveryError, CreateDeliveryOutput,
+    };
+    use aws_sdk_cloudwatchlogs::operation::describe_deliveries::DescribeDeliveriesOutput;
+    use aws_sdk_cloudwatchlogs::operation::describe_delivery_sources::DescribeDeliverySourcesOutput;
+    use aws_sdk_cloudwatchlogs::operation::get_delivery_source::{
+        GetDeliverySourceError, GetDeliverySourceOutput,
+    };
+    use aws_sdk_cloudwatchlogs::operation::put_delivery_source::{
+        PutDeliverySourceError, PutDeliverySourceOutput,
+    };
+    use aws_sdk_cloudwatchlogs::types::error::{
+        ConflictException, ResourceNotFoundException, ThrottlingException,
+    };
+    use aws_sdk_cloudwatchlogs::types::{Delivery, DeliverySource};
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+    use aws_smithy_types::retry::RetryConfig;
+    use tokio::time::Instant;
+
     use super::*;
+    use crate::ids::AccountId;
+    use crate::limiter::{AccountLimiter, THROTTLE_COOL_DOWN};
+
+    const ACCOUNT: &str = "123456789012";
+    const DISTRIBUTION: &str = "EDFDVBD6EXAMPLE";
+    const SOURCE: &str = "llmo-cf-8c6043f15f43b6390a49401a-EDFDVBD6EXAMPLE";
+    const DESTINATION: &str = "arn:aws:logs:us-east-1:111122223333:delivery-destination:cdn-logs-8c6043f15f43b6390a49401a";
+
+    fn config() -> Config {
+        Config::from_lookup(|name| match name {
+            "DELIVERY_DESTINATION_ACCOUNT_ID" => Some("111122223333".into()),
+            "RESULTS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:111122223333:results".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn job() -> EnableJob {
+        let body = serde_json::json!({
+            "type": "enable", "accountId": ACCOUNT, "externalId": "external",
+            "imsOrgId": "8C6043F15F43B6390A49401A@AdobeOrg", "distributionId": DISTRIBUTION,
+        });
+        match crate::job::parse(&body.to_string()).unwrap() {
+            crate::job::Job::Enable(job) => job,
+            crate::job::Job::Rescan(_) => unreachable!(),
+        }
+    }
+
+    fn customer(rules: &[&Rule]) -> CustomerClients {
+        CustomerClients {
+            account_id: AccountId::parse(ACCOUNT).unwrap(),
+            logs: mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, rules, |c| c
+                .retry_config(RetryConfig::disabled())),
+            cloudfront: mock_client!(aws_sdk_cloudfront, RuleMode::MatchAny, &[]),
+        }
+    }
+
+    fn meta(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("raw AWS text with arn:aws:iam::1:role/x")
+            .build()
+    }
+
+    fn source_not_found() -> Rule {
+        mock!(Logs::get_delivery_source).then_error(|| {
+            GetDeliverySourceError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .meta(meta("ResourceNotFoundException"))
+                    .build(),
+            )
+        })
+    }
+
+    fn source_found() -> Rule {
+        mock!(Logs::get_delivery_source).then_output(|| {
+            GetDeliverySourceOutput::builder()
+                .delivery_source(
+                    DeliverySource::builder()
+                        .name(SOURCE)
+                        .resource_arns(format!(
+                            "arn:aws:cloudfront::{ACCOUNT}:distribution/{DISTRIBUTION}"
+                        ))
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    fn put_ok() -> Rule {
+        mock!(Logs::put_delivery_source)
+            .match_requests(|r| {
+                r.name() == Some(SOURCE)
+                    && r.log_type() == Some("ACCESS_LOGS")
+                    && r.resource_arn()
+                        == Some(&format!(
+                            "arn:aws:cloudfront::{ACCOUNT}:distribution/{DISTRIBUTION}"
+                        ))
+            })
+            .then_output(|| PutDeliverySourceOutput::builder().build())
+    }
+
+    fn delivery(source: &str, id: &str) -> Delivery {
+        Delivery::builder()
+            .id(id)
+            .delivery_source_name(source)
+            .delivery_destination_arn(DESTINATION)
+            .build()
+    }
+
+    async fn run(rules: &[&Rule], known: Known<'_>) -> (Result<Enabled, Failure>, AccountLimiter) {
+        let limiter = AccountLimiter::new(NonZeroU32::new(1000).unwrap());
+        let account = AccountId::parse(ACCOUNT).unwrap();
+        let result = {
+            let pace = Pace::new(&limiter, &account, Instant::now() + Duration::from_secs(60));
+            enable(&customer(rules), &config(), &pace, &job(), known).await
+        };
+        (result, limiter)
+    }
+
+    #[tokio::test]
+    async fn a_new_distribution_gets_a_source_and_a_delivery() {
+        let create = mock!(Logs::create_delivery)
+            .match_requests(|r| {
+                r.delivery_source_name() == Some(SOURCE)
+                    && r.delivery_destination_arn() == Some(DESTINATION)
+                    && r.record_fields().len() == 12
+                    && r.s3_delivery_configuration().and_then(|c| c.suffix_path())
+                        == Some(S3_SUFFIX_PATH)
+            })
+            .then_output(|| {
+                CreateDeliveryOutput::builder().delivery(delivery(SOURCE, "dlv-new")).build()
+            });
+        let (get, put) = (source_not_found(), put_ok());
+        let (result, _) = run(&[&get, &put, &create], Known::Nothing).await;
+        let enabled = result.unwrap();
+        assert!(!enabled.already_existed);
+        assert_eq!(enabled.delivery_id.as_deref(), Some("dlv-new"));
+        assert_eq!((get.num_calls(), put.num_calls(), create.num_calls()), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn conflict_on_put_is_a_delivery_source_conflict() {
+        let put = mock!(Logs::put_delivery_source).then_error(|| {
+            PutDeliverySourceError::ConflictException(
+                ConflictException::builder().meta(meta("ConflictException")).build(),
+            )
+        });
+        let get = source_not_found();
+        let (result, _) = run(&[&get, &put], Known::Nothing).await;
+        let failure = result.unwrap_err();
+        assert_eq!(failure.category, Category::DeliverySourceConflict);
+        assert!(!failure.retryable);
+        assert!(!failure.detail.contains("arn:"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conflict_on_create_is_already_existed_with_the_id_looked_up_again() {
+        let create = mock!(Logs::create_delivery).then_error(|| {
+            CreateDeliveryError::ConflictException(
+                ConflictException::builder().meta(meta("ConflictException")).build(),
+            )
+        });
+        // The winner's delivery shows up in the second listing only.
+        let lagging = mock!(Logs::describe_deliveries)
+            .sequence()
+            .output(|| DescribeDeliveriesOutput::builder().build())
+            .output(|| {
+                DescribeDeliveriesOutput::builder()
+                    .deliveries(delivery(SOURCE, "dlv-winner"))
+                    .build()
+            })
+            .build();
+        let (get, put) = (source_not_found(), put_ok());
+        let (result, _) = run(&[&get, &put, &create, &lagging], Known::Nothing).await;
+        let enabled = result.unwrap();
+        assert!(enabled.already_existed);
+        assert_eq!(enabled.delivery_id.as_deref(), Some("dlv-winner"));
+        assert_eq!(lagging.num_calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conflict_on_create_without_our_delivery_is_a_conflict() {
+        let create = mock!(Logs::create_delivery).then_error(|| {
+            CreateDeliveryError::ConflictException(
+                ConflictException::builder().meta(meta("ConflictException")).build(),
+            )
+        });
+        let elsewhere = mock!(Logs::describe_deliveries).then_output(|| {
+            DescribeDeliveriesOutput::builder()
+                .deliveries(delivery("someone-else", "dlv-x"))
+                .build()
+        });
+        let (get, put) = (source_not_found(), put_ok());
+        let (result, _) = run(&[&get, &put, &create, &elsewhere], Known::Nothing).await;
+        assert_eq!(result.unwrap_err().category, Category::DeliverySourceConflict);
+        assert_eq!(elsewhere.num_calls(), 1 + RACE_LOOKUP_RETRIES);
+    }
+
+    #[tokio::test]
+    async fn a_missing_destination_is_not_provisioned() {
+        let create = mock!(Logs::create_delivery).then_error(|| {
+            CreateDeliveryError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .meta(meta("ResourceNotFoundException"))
+                    .build(),
+            )
+        });
+        let (get, put) = (source_not_found(), put_ok());
+        let (result, _) = run(&[&get, &put, &create], Known::Nothing).await;
+        let failure = result.unwrap_err();
+        assert_eq!(failure.category, Category::DestinationNotProvisioned);
+        assert!(!failure.retryable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_call_is_retryable_and_holds_the_account_back() {
+        let create = mock!(Logs::create_delivery).then_error(|| {
+            CreateDeliveryError::ThrottlingException(
+                ThrottlingException::builder().meta(meta("ThrottlingException")).build(),
+            )
+        });
+        let (get, put) = (source_not_found(), put_ok());
+        let (result, limiter) = run(&[&get, &put, &create], Known::Nothing).await;
+        let failure = result.unwrap_err();
+        assert_eq!(failure.category, Category::Throttling);
+        assert!(failure.retryable);
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        limiter.until_ready(&AccountId::parse(ACCOUNT).unwrap(), far).await.unwrap();
+        assert!(start.elapsed() >= THROTTLE_COOL_DOWN - Duration::from_millis(1));
+    }
+
+    #[tokio::test]
+    async fn an_existing_delivery_is_found_on_a_later_page_without_writes() {
+        let pages = mock!(Logs::describe_deliveries)
+            .sequence()
+            .output(|| {
+                DescribeDeliveriesOutput::builder()
+                    .deliveries(delivery("other-source", "dlv-1"))
+                    .next_token("page-2")
+                    .build()
+            })
+            .output(|| {
+                DescribeDeliveriesOutput::builder().deliveries(delivery(SOURCE, "dlv-ours")).build()
+            })
+            .build();
+        let (get, put) = (source_found(), put_ok());
+        let (result, _) = run(&[&get, &pages, &put], Known::Nothing).await;
+        let enabled = result.unwrap();
+        assert!(enabled.already_existed);
+        assert_eq!(enabled.delivery_id.as_deref(), Some("dlv-ours"));
+        assert_eq!(pages.num_calls(), 2);
+        assert_eq!(put.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_listed_inventory_answers_without_calls() {
+        let sources = mock!(Logs::describe_delivery_sources).then_output(|| {
+            DescribeDeliverySourcesOutput::builder()
+                .delivery_sources(DeliverySource::builder().name(SOURCE).build())
+                .build()
+        });
+        let deliveries = mock!(Logs::describe_deliveries).then_output(|| {
+            DescribeDeliveriesOutput::builder().deliveries(delivery(SOURCE, "dlv-listed")).build()
+        });
+        let limiter = AccountLimiter::new(NonZeroU32::new(1000).unwrap());
+        let account = AccountId::parse(ACCOUNT).unwrap();
+        let pace = Pace::new(&limiter, &account, Instant::now() + Duration::from_secs(60));
+        let customer = customer(&[&sources, &deliveries]);
+        let inventory = Inventory::load(&customer, &pace).await.unwrap();
+        let enabled =
+            enable(&customer, &config(), &pace, &job(), Known::Listed(&inventory)).await.unwrap();
+        assert!(enabled.already_existed);
+        assert_eq!(enabled.delivery_id.as_deref(), Some("dlv-listed"));
+        assert_eq!(
+            (sources.num_calls(), deliveries.num_calls()),
+            (1, 1),
+            "only the listing was called"
+        );
+    }
 
     #[test]
     fn aliases_match_exactly_or_by_one_wildcard_label() {
