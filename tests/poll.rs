@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,19 +15,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 
 fn binary(stack: &Stack) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cdn-log-delivery"));
-    command
-        .env_clear()
-        .envs(stack.env())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", common::endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
+    stack.command()
 }
 
 async fn run(mut command: Command) -> Output {

@@ -2,6 +2,7 @@
 
 pub mod enqueue;
 pub mod poll;
+pub mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,31 @@ pub enum Command {
     Poll(PollArgs),
     /// Send a job to the jobs queue as the API would; prints its message id.
     Enqueue(EnqueueArgs),
+    /// Move dead-lettered jobs back to the jobs queue (send first, delete
+    /// after); prints progress and a summary, exits 1 if any move failed.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The dead-letter queue to read.
+    #[arg(long)]
+    pub dlq_url: String,
+    /// Where to send; defaults to JOBS_QUEUE_URL.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Read and report what would move; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Move at most this many messages.
+    #[arg(long)]
+    pub max: Option<u32>,
+    /// Move only jobs of this type (enable or rescan).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub r#type: Option<String>,
+    /// Move only jobs of this account.
+    #[arg(long)]
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +118,7 @@ pub async fn main() -> ExitCode {
     match cli.command {
         Command::Poll(args) => poll::main(args).await,
         Command::Enqueue(args) => enqueue::main(args).await,
+        Command::Replay(args) => replay::main(args).await,
     }
 }
 

@@ -168,6 +168,23 @@ impl Stack {
         Worker::new(self.config_with(&[]), &self.sdk)
     }
 
+    /// The worker's binary with this stack's environment, pointed at moto.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdn-log-delivery"));
+        command
+            .env_clear()
+            .envs(self.env())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
     /// An enable job body for `distribution_id` in this stack's account.
     pub fn enable_body(&self, distribution_id: &str, extra: Value) -> String {
         let mut body = serde_json::json!({
