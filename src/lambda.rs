@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -12,6 +12,7 @@ use tracing::{Instrument, error, info_span};
 use crate::aws::load_sdk_config;
 use crate::batch::Worker;
 use crate::config::Config;
+use crate::metrics;
 
 /// Serves SQS events until the runtime shuts the process down.
 ///
@@ -54,6 +55,14 @@ pub async fn handle(
     let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
     let deadline = Instant::now() + remaining;
     let span = info_span!("invocation", request_id = %event.context.request_id, records = event.payload.records.len());
+    let records = event.payload.records.len();
     let report = worker.handle_batch(&event.payload.records, deadline).instrument(span).await?;
+
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let line =
+        metrics::batch_line(&report, records, &event.context.env_config.function_name, now_ms);
+    // EMF documents go to stdout as lines of their own; CloudWatch extracts
+    // the metrics from the function's log stream.
+    println!("{line}");
     Ok(report.to_response())
 }

@@ -15,6 +15,7 @@
 //! - [`limiter`]: the per-account pace of CloudWatch Logs calls.
 //! - [`outcome`]: the outcome contract and its publisher.
 //! - [`error`]: error categories and the retry decision.
+//! - [`metrics`]: one embedded-metric-format line per batch.
 //! - [`aws`]: SDK configuration, the connector role, SQS helpers.
 //! - [`cli`] and [`lambda`]: the entry points; [`logging`]: their log set-up.
 
@@ -30,6 +31,7 @@ pub mod job;
 pub mod lambda;
 pub mod limiter;
 pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod outcome;
 pub mod rescan;
