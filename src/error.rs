@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use serde::Serialize;
 
 /// The bounded set of error categories outcomes may carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub enum Category {
     /// The job body broke the contract.
     InvalidJob,

@@ -4,7 +4,10 @@
 //! Each type can only be built through its `parse` function, so code that holds
 //! one never has to validate it again.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 /// Why a value was refused; the caller adds the field name.
 pub type Rule = &'static str;
@@ -153,6 +156,36 @@ impl serde::Serialize for ImsOrgId {
         serializer.serialize_str(&self.raw)
     }
 }
+
+/// A string schema with a pattern, for the contract's JSON Schema.
+macro_rules! string_schema {
+    ($ty:ty, $name:literal, $schema:tt) => {
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                $name.into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
+string_schema!(AccountId, "AccountId", {
+    "type": "string", "pattern": "^[0-9]{12}$", "description": "A 12-digit AWS account id."
+});
+string_schema!(ExternalId, "ExternalId", {
+    "type": "string", "pattern": "^[A-Za-z0-9_+=,.@:/-]{2,1224}$",
+    "description": "The connector role's sts:ExternalId. A secret: never logged or echoed."
+});
+string_schema!(DistributionId, "DistributionId", {
+    "type": "string", "pattern": "^[A-Z0-9]{10,20}$", "description": "A CloudFront distribution id."
+});
+string_schema!(ImsOrgId, "ImsOrgId", {
+    "type": "string", "minLength": 1,
+    "description": "An IMS org id such as 8C6043F15F43B6390A49401A@AdobeOrg. Without a trailing @AdobeOrg and every other @, lowercased, it must be non-empty [a-z0-9_-]."
+});
 
 /// The org id as the existing API turns it into resource names: drop one
 /// trailing `@AdobeOrg`, remove every remaining `@`, lowercase.

@@ -6,6 +6,7 @@
 //! never echo the external id, and echo other values only when they pass
 //! their own validation.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -72,8 +73,10 @@ impl JobKind {
     }
 }
 
-/// A job, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A job, validated. Serialises to the wire form without `version`, which
+/// [`Job::to_body`] adds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum Job {
     Enable(EnableJob),
     Rescan(RescanJob),
@@ -96,17 +99,7 @@ impl Job {
 
     /// The body the API would send for this job (`version` 1 included).
     pub fn to_body(&self) -> String {
-        #[derive(Serialize)]
-        #[serde(tag = "type", rename_all = "lowercase")]
-        enum Wire<'a> {
-            Enable(&'a EnableJob),
-            Rescan(&'a RescanJob),
-        }
-        let wire = match self {
-            Job::Enable(job) => Wire::Enable(job),
-            Job::Rescan(job) => Wire::Rescan(job),
-        };
-        let mut value = serde_json::to_value(wire).unwrap_or_default();
+        let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Value::Object(map) = &mut value {
             map.insert("version".into(), Value::from(1));
         }
@@ -114,41 +107,69 @@ impl Job {
     }
 }
 
+/// The JSON Schema of job messages (version 1), generated from [`Job`]. The
+/// optional `version` field is added here: it lives on the wire only.
+pub fn json_schema() -> Value {
+    let mut schema = crate::schema::generate::<Job>();
+    schema["title"] = "cdn-log-delivery job, version 1".into();
+    schema["description"] = "A message on the jobs queue. A body may also be an EventBridge event \
+                             whose `detail` is such a message."
+        .into();
+    if let Some(variants) = schema["oneOf"].as_array_mut() {
+        for variant in variants {
+            variant["properties"]["version"] = serde_json::json!({"description": "The contract version; omitted means 1.", "const": 1});
+        }
+    }
+    schema
+}
+
 /// Switch on log delivery for one distribution.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnableJob {
     pub account_id: AccountId,
     pub external_id: ExternalId,
     pub ims_org_id: ImsOrgId,
     pub distribution_id: DistributionId,
+    /// Echoed in outcomes; defaults to the SQS message id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub job_id: Option<String>,
+    /// Opaque; echoed in outcomes.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub site_id: Option<String>,
     /// When set, the distribution's aliases must contain it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9.-]{1,253}$"))]
     pub site_host: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Skip the `siteHost` check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_domain_mismatch: bool,
     /// The `jobId` of the rescan that fanned this job out.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub rescan_id: Option<String>,
 }
 
 /// Make sure every distribution of an account has log delivery.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RescanJob {
     pub account_id: AccountId,
     pub external_id: ExternalId,
     pub ims_org_id: ImsOrgId,
+    /// Echoed in outcomes and carried by fanned-out jobs as `rescanId`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub job_id: Option<String>,
+    /// Opaque; echoed in outcomes and carried by fanned-out jobs.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub site_id: Option<String>,
     /// Cap on the distributions one rescan handles.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100_000))]
     pub max_distributions: Option<u32>,
 }
 

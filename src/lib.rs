@@ -13,7 +13,8 @@
 //! - [`rescan`]: list an account's distributions and fan out enable jobs.
 //! - [`inventory`]: an account's delivery sources and deliveries, listed once.
 //! - [`limiter`]: the per-account pace of CloudWatch Logs calls.
-//! - [`outcome`]: the outcome contract and its publisher.
+//! - [`outcome`]: the outcome contract and its publisher; [`schema`]: both
+//!   contracts as JSON Schema.
 //! - [`error`]: error categories and the retry decision.
 //! - [`metrics`]: one embedded-metric-format line per batch.
 //! - [`aws`]: SDK configuration, the connector role, SQS helpers.
@@ -35,3 +36,4 @@ pub mod metrics;
 pub mod names;
 pub mod outcome;
 pub mod rescan;
+pub mod schema;

@@ -84,11 +84,15 @@ mod tests {
 
     #[test]
     fn a_batch_becomes_one_emf_document() {
-        let mut report = BatchReport::default();
-        report.handed_back = vec!["m-2".into()];
-        report.outcomes.insert((OutcomeType::Enable, Status::Created), 3);
-        report.outcomes.insert((OutcomeType::Unknown, Status::Rejected), 1);
-        report.limiter_wait = Duration::from_millis(1250);
+        let report = BatchReport {
+            handed_back: vec!["m-2".into()],
+            outcomes: [
+                ((OutcomeType::Enable, Status::Created), 3),
+                ((OutcomeType::Unknown, Status::Rejected), 1),
+            ]
+            .into(),
+            limiter_wait: Duration::from_millis(1250),
+        };
         let line = batch_line(&report, 5, "cdn-log-delivery", 1_764_756_000_000);
         assert!(!line.contains('\n'));
         let doc: Value = serde_json::from_str(&line).unwrap();

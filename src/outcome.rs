@@ -7,6 +7,7 @@
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +19,7 @@ const PUBLISH_BATCH_MAX: usize = 10;
 
 /// What an outcome is about: the job's type, or `unknown` for a body that
 /// named none the worker knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutcomeType {
     Enable,
@@ -46,7 +47,7 @@ impl From<Option<crate::job::JobKind>> for OutcomeType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Status {
     /// Enable: the worker created the delivery.
@@ -74,7 +75,7 @@ impl Status {
 }
 
 /// Why a job failed or was rejected, in words safe to show the API's users.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct OutcomeError {
     pub category: Category,
     pub retryable: bool,
@@ -92,9 +93,11 @@ impl From<&Failure> for OutcomeError {
 }
 
 /// One message on the results topic.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
+    /// Always 1.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u8,
     #[serde(rename = "type")]
     pub kind: OutcomeType,
@@ -133,6 +136,7 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
     /// When the outcome was decided, RFC 3339 in UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub at: String,
 }
 
@@ -165,6 +169,14 @@ impl Outcome {
         // Serialising plain strings, numbers and enums cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The JSON Schema of outcome messages (version 1), generated from
+/// [`Outcome`].
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = crate::schema::generate::<Outcome>();
+    schema["title"] = "cdn-log-delivery outcome, version 1".into();
+    schema
 }
 
 fn now_rfc3339() -> String {
