@@ -146,7 +146,7 @@ async fn check_alias(
             if not_found {
                 failure.recategorise(
                     Category::DistributionNotFound,
-                    "the distribution does not exist in this account",
+                    "no such distribution in the customer's account",
                 )
             } else {
                 failure

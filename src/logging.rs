@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 /// CloudWatch Logs.
 pub fn init_lambda() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map_or("info", |l| level_name(&l));
-    let filter = filter(&format!("warn,cdn_log_delivery={level},lambda_runtime={level}"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| worker_filter(level));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     if json {
@@ -27,14 +27,18 @@ pub fn init_lambda() {
 /// Command line: text on stderr (stdout carries results), INFO by default.
 pub fn init_cli() {
     tracing_subscriber::fmt()
-        .with_env_filter(filter("warn,cdn_log_delivery=info"))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| worker_filter("info")),
+        )
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
 }
 
-fn filter(default: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+/// The worker's own events (and the Lambda runtime's) at `level`, every
+/// dependency at WARN.
+pub fn worker_filter(level: &str) -> EnvFilter {
+    EnvFilter::new(format!("warn,cdn_log_delivery={level},lambda_runtime={level}"))
 }
 
 /// Lambda's level names in tracing's terms; FATAL has no equal and maps to
