@@ -25,6 +25,8 @@ use crate::error::Failure;
 const WAIT: Duration = Duration::from_secs(20);
 /// Shorter wait when draining, so an empty queue is noticed quickly.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// Pause after a receive that failed even after the SDK's retries.
+const RECEIVE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// SQS's own default, used when the queue's cannot be read.
 const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
 
@@ -133,7 +135,8 @@ impl Poller {
     ///
     /// # Errors
     ///
-    /// A receive that fails after the SDK's retries. Failed deletes are only
+    /// A receive that fails permanently (no such queue, access denied);
+    /// retryable receive failures are waited out. Failed deletes are only
     /// logged: the message comes back and the job is idempotent.
     pub async fn run(
         &self,
@@ -154,14 +157,32 @@ impl Poller {
                 .set_message_system_attribute_names(Some(sqs::wanted_system_attributes()))
                 .send();
             let output = tokio::select! {
-                output = receive => output.map_err(|e| Failure::from_sdk("ReceiveMessage", e))?,
+                output = receive => output.map_err(|e| Failure::from_sdk("ReceiveMessage", e)),
                 _ = stop.changed() => break,
+            };
+            let output = match output {
+                Ok(output) => output,
+                // SQS hiccups outlast the SDK's retries now and then; the
+                // poller outlives them.
+                Err(failure) if failure.retryable => {
+                    warn!(
+                        code = failure.code.as_deref().unwrap_or("-"),
+                        "receive failed; trying again"
+                    );
+                    tokio::time::sleep(RECEIVE_RETRY_DELAY).await;
+                    continue;
+                }
+                Err(failure) => return Err(failure),
             };
             let received_at = Instant::now();
             let messages = output.messages();
             if messages.is_empty() {
-                if drain && self.is_empty().await? {
-                    break;
+                if drain {
+                    match self.is_empty().await {
+                        Ok(true) => break,
+                        Err(failure) if !failure.retryable => return Err(failure),
+                        _ => {}
+                    }
                 }
                 continue;
             }
