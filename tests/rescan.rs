@@ -187,3 +187,28 @@ async fn a_rescan_from_an_eventbridge_envelope_runs_like_a_plain_one() {
     assert_eq!((summary.status(), summary.str("jobId")), ("fannedOut", Some("wrapped")));
     assert_eq!(summary.body["enqueued"], json!(1));
 }
+
+#[tokio::test]
+async fn both_scheduled_rescan_shapes_from_events_run() {
+    let stack = Stack::new(5, 30).await;
+    stack.customer.provision_destination().await;
+    stack.customer.create_distribution(&[]).await;
+    let worker = stack.worker();
+    for (file, job_id) in [
+        ("sqs-scheduler-rescan.json", format!("scheduled-rescan-{}", "111122223333")),
+        ("sqs-eventbridge-rescan.json", "job-rescan-1".to_owned()),
+    ] {
+        let path = format!("{}/events/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("111122223333", &stack.customer.account_id);
+        let event: aws_lambda_events::sqs::SqsEvent =
+            serde_json::from_str(&text.replace("demo-external-id", EXTERNAL_ID)).unwrap();
+        let report = stack.run(&worker, &event.records).await;
+        assert!(report.handed_back.is_empty(), "{file}");
+        let summary = &stack.outcomes(1).await[0];
+        assert_eq!(summary.status(), "fannedOut", "{file}");
+        let job_id = job_id.replace("111122223333", &stack.customer.account_id);
+        assert_eq!(summary.str("jobId"), Some(job_id.as_str()), "{file}");
+    }
+}
