@@ -137,6 +137,20 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+impl Config {
+    /// Only the required variables set, destination account 111122223333:
+    /// what unit tests of other modules need.
+    pub(crate) fn for_tests() -> Self {
+        Self::from_lookup(|name| match name {
+            "DELIVERY_DESTINATION_ACCOUNT_ID" => Some("111122223333".into()),
+            "RESULTS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:111122223333:results".into()),
+            _ => None,
+        })
+        .expect("a valid test configuration")
+    }
+}
+
 fn positive(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,

@@ -350,15 +350,6 @@ mod tests {
     const SOURCE: &str = "llmo-cf-8c6043f15f43b6390a49401a-EDFDVBD6EXAMPLE";
     const DESTINATION: &str = "arn:aws:logs:us-east-1:111122223333:delivery-destination:cdn-logs-8c6043f15f43b6390a49401a";
 
-    fn config() -> Config {
-        Config::from_lookup(|name| match name {
-            "DELIVERY_DESTINATION_ACCOUNT_ID" => Some("111122223333".into()),
-            "RESULTS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:111122223333:results".into()),
-            _ => None,
-        })
-        .unwrap()
-    }
-
     fn job() -> EnableJob {
         let body = serde_json::json!({
             "type": "enable", "accountId": ACCOUNT, "externalId": "external",
@@ -437,7 +428,7 @@ mod tests {
         let account = AccountId::parse(ACCOUNT).unwrap();
         let result = {
             let pace = Pace::new(&limiter, &account, Instant::now() + Duration::from_secs(60));
-            enable(&customer(rules), &config(), &pace, &job(), known).await
+            enable(&customer(rules), &Config::for_tests(), &pace, &job(), known).await
         };
         (result, limiter)
     }
@@ -594,7 +585,9 @@ mod tests {
         let customer = customer(&[&sources, &deliveries]);
         let inventory = Inventory::load(&customer, &pace).await.unwrap();
         let enabled =
-            enable(&customer, &config(), &pace, &job(), Known::Listed(&inventory)).await.unwrap();
+            enable(&customer, &Config::for_tests(), &pace, &job(), Known::Listed(&inventory))
+                .await
+                .unwrap();
         assert!(enabled.already_existed);
         assert_eq!(enabled.delivery_id.as_deref(), Some("dlv-listed"));
         assert_eq!(

@@ -287,15 +287,6 @@ mod tests {
     const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/111122223333/jobs.fifo";
     const DESTINATION: &str = "arn:aws:logs:us-east-1:111122223333:delivery-destination:cdn-logs-8c6043f15f43b6390a49401a";
 
-    fn config() -> Config {
-        Config::from_lookup(|name| match name {
-            "DELIVERY_DESTINATION_ACCOUNT_ID" => Some("111122223333".into()),
-            "RESULTS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:111122223333:results".into()),
-            _ => None,
-        })
-        .unwrap()
-    }
-
     fn job(max_distributions: Option<u32>) -> RescanJob {
         let mut body = serde_json::json!({
             "type": "rescan", "accountId": ACCOUNT, "externalId": "external",
@@ -474,7 +465,7 @@ mod tests {
         let account = AccountId::parse(ACCOUNT).unwrap();
         let pace = Pace::new(&limiter, &account, Instant::now() + Duration::from_secs(60));
         let fan_out = FanOut { sqs: &sqs, jobs_queue_url: Some(QUEUE) };
-        rescan(&customer, &config(), &pace, &fan_out, job, "rescan-1").await
+        rescan(&customer, &Config::for_tests(), &pace, &fan_out, job, "rescan-1").await
     }
 
     #[tokio::test]
@@ -618,8 +609,9 @@ mod tests {
         let account = AccountId::parse(ACCOUNT).unwrap();
         let pace = Pace::new(&limiter, &account, Instant::now() + Duration::from_secs(60));
         let fan_out = FanOut { sqs: &sqs, jobs_queue_url: None };
-        let failure =
-            rescan(&customer, &config(), &pace, &fan_out, &job(None), "r").await.unwrap_err();
+        let failure = rescan(&customer, &Config::for_tests(), &pace, &fan_out, &job(None), "r")
+            .await
+            .unwrap_err();
         assert!(!failure.retryable);
         assert_eq!(list.num_calls(), 0);
     }
