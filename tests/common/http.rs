@@ -124,10 +124,10 @@ pub fn operation_name(request: &HttpRequest) -> String {
     if let Some(target) = request.headers().get("x-amz-target") {
         return target.rsplit('.').next().unwrap_or(target).to_owned();
     }
-    if let Some(body) = request.body().bytes().and_then(|b| std::str::from_utf8(b).ok()) {
-        if let Some(action) = body.split('&').find_map(|pair| pair.strip_prefix("Action=")) {
-            return action.to_owned();
-        }
+    if let Some(body) = request.body().bytes().and_then(|b| std::str::from_utf8(b).ok())
+        && let Some(action) = body.split('&').find_map(|pair| pair.strip_prefix("Action="))
+    {
+        return action.to_owned();
     }
     let path = request.uri().split('?').next().unwrap_or_default();
     let path = path
