@@ -5,99 +5,13 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
+use common::runtime_api::{Answer, RuntimeApi};
 use common::{Customer, EXTERNAL_ID, Stack, random_account};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-
-/// What the function posted back for an invocation.
-#[derive(Debug)]
-enum Answer {
-    Response(Value),
-    Error(String),
-}
-
-#[derive(Default)]
-struct RuntimeApi {
-    events: Mutex<VecDeque<(String, String)>>,
-}
-
-/// Serves `/runtime/invocation/next` from `events`, holding the request open
-/// once they run out, and forwards every response or error to `answers`.
-async fn serve_runtime_api(
-    api: Arc<RuntimeApi>,
-    answers: mpsc::UnboundedSender<(String, Answer)>,
-) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (api, answers) = (api.clone(), answers.clone());
-            tokio::spawn(async move {
-                let service =
-                    service_fn(move |request| handle(request, api.clone(), answers.clone()));
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
-    });
-    address
-}
-
-async fn handle(
-    request: Request<Incoming>,
-    api: Arc<RuntimeApi>,
-    answers: mpsc::UnboundedSender<(String, Answer)>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_owned();
-    if path.ends_with("/runtime/invocation/next") {
-        let next = api.events.lock().unwrap().pop_front();
-        let Some((request_id, event)) = next else {
-            std::future::pending::<()>().await;
-            unreachable!();
-        };
-        let deadline =
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(30);
-        let response = Response::builder()
-            .header("lambda-runtime-aws-request-id", &request_id)
-            .header("lambda-runtime-deadline-ms", deadline.as_millis().to_string())
-            .header(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:444455556666:function:cdn-log-delivery",
-            )
-            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-            .body(Full::new(Bytes::from(event)))
-            .unwrap();
-        return Ok(response);
-    }
-    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let parts: Vec<_> = path.trim_matches('/').split('/').collect();
-    let answer = match parts.as_slice() {
-        [_, "runtime", "invocation", id, "response"] => (
-            (*id).to_owned(),
-            Answer::Response(serde_json::from_str(&text).unwrap_or(Value::String(text))),
-        ),
-        [_, "runtime", "invocation", id, "error"] => ((*id).to_owned(), Answer::Error(text)),
-        _ => ("init".to_owned(), Answer::Error(format!("{path}: {text}"))),
-    };
-    let _ = answers.send(answer);
-    Ok(Response::builder().status(202).body(Full::new(Bytes::new())).unwrap())
-}
 
 #[tokio::test]
 async fn the_function_answers_a_fifo_batch_through_the_runtime_api() {
@@ -116,10 +30,9 @@ async fn the_function_answers_a_fifo_batch_through_the_runtime_api() {
         .replace("999988887777", &other.account_id)
         .replace("demo-external-id", EXTERNAL_ID);
 
-    let api = Arc::new(RuntimeApi::default());
-    api.events.lock().unwrap().push_back(("request-1".into(), event));
-    let (answers_tx, mut answers) = mpsc::unbounded_channel();
-    let address = serve_runtime_api(api, answers_tx).await;
+    let (api, mut answers) = RuntimeApi::start().await;
+    api.push_event("request-1", event);
+    let address = api.address().to_owned();
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cdn-log-delivery"))
         .env_clear()
