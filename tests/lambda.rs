@@ -89,6 +89,16 @@ async fn the_function_answers_a_fifo_batch_through_the_runtime_api() {
         json_lines.iter().any(|l| l["fields"]["message"] == "batch handled"),
         "one JSON summary line per batch: {logs}"
     );
+    let metrics: Vec<_> = json_lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(metrics.len(), 1, "one embedded-metric-format line per batch: {logs}");
+    let emf = metrics[0];
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "CdnLogDelivery");
+    assert_eq!(emf["FunctionName"], "cdn-log-delivery");
+    assert_eq!(
+        (&emf["Records"], &emf["BatchItemFailures"], &emf["EnableCreated"]),
+        (&json!(4), &json!(0), &json!(2))
+    );
+    assert_eq!((&emf["UnknownRejected"], &emf["EnableFailed"]), (&json!(1), &json!(1)));
     let leaked: Vec<_> = logs.lines().filter(|l| l.contains(EXTERNAL_ID)).collect();
     assert!(leaked.is_empty(), "the external id never reaches the logs: {leaked:#?}");
     let leaked: Vec<_> = logs.lines().filter(|l| l.contains("testing")).collect();
