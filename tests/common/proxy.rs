@@ -16,10 +16,12 @@
 //!   with any status and code, or drop the connection without an answer:
 //!   the hooks fault-injection tests need.
 //! - An optional fixed latency is added to every answer, since moto's
-//!   sub-millisecond answers hide how much of a run is spent on round trips.
+//!   loopback answers hide how much of a run real round trips would take.
 //!
 //! Every request is counted per operation ([`Stats`]), attempts included,
-//! so SDK retries show up as the extra calls they are.
+//! so SDK retries show up as the extra calls they are, and logged with its
+//! timing ([`Proxy::calls`]), so a benchmark can tell the time moto itself
+//! took from the time the caller spent.
 //!
 //! The proxy speaks plain HTTP/1.1 on both sides. moto closes its connection
 //! after each answer, so every forwarded request opens its own upstream
@@ -179,7 +181,9 @@ where
 }
 
 /// CloudWatch Logs' per-operation quota: one token bucket per operation,
-/// as AWS meters each Logs API separately per account and region.
+/// as AWS meters each Logs API separately. AWS also keys its buckets by
+/// account and region; these are not, since a benchmark or test drives one
+/// customer account at a time.
 #[derive(Debug)]
 pub struct LogsQuota {
     quota: Quota,
@@ -264,6 +268,9 @@ pub struct OperationStats {
     /// Forwarded, but moto could not be reached or answered garbage; the
     /// caller got a 502.
     pub upstream_errors: u64,
+    /// Time spent waiting on moto for the forwarded calls, summed: how much
+    /// of a run the emulator itself took.
+    pub upstream_time: Duration,
 }
 
 impl AddAssign for OperationStats {
@@ -274,6 +281,7 @@ impl AddAssign for OperationStats {
         self.failed += other.failed;
         self.dropped += other.dropped;
         self.upstream_errors += other.upstream_errors;
+        self.upstream_time += other.upstream_time;
     }
 }
 
@@ -322,21 +330,52 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<48} {:>7} {:>9} {:>9} {:>6}",
-            "operation", "calls", "forwarded", "throttled", "other"
+            "{:<48} {:>6} {:>9} {:>9} {:>6} {:>9}",
+            "operation", "calls", "forwarded", "throttled", "other", "moto ms"
         )?;
         for (operation, s) in &self.operations {
             writeln!(
                 f,
-                "{operation:<48} {:>7} {:>9} {:>9} {:>6}",
+                "{operation:<48} {:>6} {:>9} {:>9} {:>6} {:>9.0}",
                 s.calls,
                 s.forwarded,
                 s.throttled,
-                s.failed + s.dropped + s.upstream_errors
+                s.failed + s.dropped + s.upstream_errors,
+                s.upstream_time.as_secs_f64() * 1000.0
             )?;
         }
         Ok(())
     }
+}
+
+/// How the proxy answered one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallResult {
+    /// moto answered with this status after `upstream_time`.
+    Forwarded {
+        status: u16,
+        upstream_time: Duration,
+    },
+    Throttled,
+    /// An injected error of this status.
+    Failed {
+        status: u16,
+    },
+    Dropped,
+    UpstreamError,
+}
+
+/// One call as the proxy saw it, for tests and benchmarks that need the
+/// order or timing of calls, not only their counts.
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    /// The operation key, as in [`Stats::operations`].
+    pub operation: String,
+    pub service: String,
+    pub result: CallResult,
+    pub arrived: Instant,
+    /// When the answer went out (or the connection was dropped).
+    pub answered: Instant,
 }
 
 struct Shared {
@@ -346,6 +385,7 @@ struct Shared {
     policies: RwLock<Vec<Arc<dyn Policy>>>,
     logs_quota: RwLock<Option<Arc<LogsQuota>>>,
     stats: Mutex<Stats>,
+    calls: Mutex<Vec<CallRecord>>,
 }
 
 impl Shared {
@@ -369,11 +409,19 @@ impl Shared {
         update(stats.operations.entry(call.operation.to_owned()).or_default());
     }
 
-    fn answered(&self, service: &str) {
-        if service == "logs" {
-            self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_logs_answer =
-                Some(Instant::now());
+    /// Notes an answered (or dropped) call in the call log.
+    fn record(&self, call: &Call<'_>, result: CallResult, arrived: Instant) {
+        let answered = Instant::now();
+        if call.service == "logs" {
+            self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_logs_answer = Some(answered);
         }
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(CallRecord {
+            operation: call.operation.to_owned(),
+            service: call.service.to_owned(),
+            result,
+            arrived,
+            answered,
+        });
     }
 }
 
@@ -426,6 +474,7 @@ impl Proxy {
             policies: RwLock::new(options.policies),
             logs_quota: RwLock::new(options.logs_quota.map(|q| Arc::new(LogsQuota::new(q)))),
             stats: Mutex::default(),
+            calls: Mutex::default(),
         });
         let server = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self { address, shared, server })
@@ -445,9 +494,16 @@ impl Proxy {
         self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Forgets the counts, e.g. between the phases of a benchmark.
+    /// Every call answered (or dropped) so far, in the order answered.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.shared.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets the counts and the call log, e.g. between the phases of a
+    /// benchmark.
     pub fn reset_stats(&self) {
         *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = Stats::default();
+        self.shared.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Replaces the Logs quota; its buckets start full. `None` lifts it.
@@ -506,6 +562,7 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, BoxError> {
+    let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
@@ -519,51 +576,55 @@ async fn handle(
         body: &body,
     };
     let action = shared.decide(&call);
+    shared.count(&call, |s| s.calls += 1);
 
-    let response = match action {
+    let (response, result) = match action {
         Action::Forward | Action::Delay(_) => {
             if let Action::Delay(delay) = action {
                 tokio::time::sleep(delay).await;
             }
-            shared.count(&call, |s| {
-                s.calls += 1;
-                s.forwarded += 1;
-            });
-            match forward(&shared.upstream, &parts, &path, body.clone()).await {
-                Ok(response) => response,
+            let sent = Instant::now();
+            let forwarded = forward(&shared.upstream, &parts, &path, body.clone()).await;
+            let upstream_time = sent.elapsed();
+            match forwarded {
+                Ok(response) => {
+                    shared.count(&call, |s| {
+                        s.forwarded += 1;
+                        s.upstream_time += upstream_time;
+                    });
+                    let status = response.status().as_u16();
+                    (response, CallResult::Forwarded { status, upstream_time })
+                }
                 Err(e) => {
-                    shared.count(&call, |s| s.upstream_errors += 1);
-                    plain(StatusCode::BAD_GATEWAY, format!("proxy: upstream failed: {e}"))
+                    shared.count(&call, |s| {
+                        s.forwarded += 1;
+                        s.upstream_errors += 1;
+                    });
+                    let text = format!("proxy: upstream failed: {e}");
+                    (plain(StatusCode::BAD_GATEWAY, text), CallResult::UpstreamError)
                 }
             }
         }
         Action::Throttle => {
-            shared.count(&call, |s| {
-                s.calls += 1;
-                s.throttled += 1;
-            });
-            throttling_error(&call)
+            shared.count(&call, |s| s.throttled += 1);
+            (throttling_error(&call), CallResult::Throttled)
         }
         Action::Fail { status, ref code } => {
-            shared.count(&call, |s| {
-                s.calls += 1;
-                s.failed += 1;
-            });
+            shared.count(&call, |s| s.failed += 1);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            aws_error(&call, status, code, "injected by the test proxy")
+            let response = aws_error(&call, status, code, "injected by the test proxy");
+            (response, CallResult::Failed { status: status.as_u16() })
         }
         Action::Drop => {
-            shared.count(&call, |s| {
-                s.calls += 1;
-                s.dropped += 1;
-            });
+            shared.count(&call, |s| s.dropped += 1);
+            shared.record(&call, CallResult::Dropped, arrived);
             return Err(Box::new(Dropped));
         }
     };
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }
-    shared.answered(&service);
+    shared.record(&call, result, arrived);
     Ok(response)
 }
 
