@@ -750,22 +750,7 @@ impl Stack {
 
 /// Visible, in-flight and delayed messages.
 async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
-    let output = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let attributes = output.attributes.unwrap_or_default();
-    [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
-    ]
-    .iter()
-    .map(|name| attributes.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-    .sum()
+    cdn_log_delivery::aws::sqs::queue_depth(sqs, url).await.expect("GetQueueAttributes")
 }
 
 /// A customer account with N distributions and the org's destination.

@@ -2,7 +2,11 @@
 //! `replay`.
 
 use aws_lambda_events::sqs::SqsMessage;
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+};
+
+use crate::error::Failure;
 
 /// Whether a queue URL names a FIFO queue.
 pub fn is_fifo(queue_url: &str) -> bool {
@@ -52,6 +56,34 @@ pub fn wanted_system_attributes() -> Vec<MessageSystemAttributeName> {
 /// A string message attribute.
 pub fn string_attribute(value: &str) -> Option<MessageAttributeValue> {
     MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
+}
+
+/// Messages in a queue: visible, in flight and delayed, as SQS approximates
+/// them.
+///
+/// # Errors
+///
+/// The classified GetQueueAttributes failure.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u64, Failure> {
+    let names = [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+    ];
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .set_attribute_names(Some(names.to_vec()))
+        .send()
+        .await
+        .map_err(|e| Failure::from_sdk("GetQueueAttributes", e))?;
+    let attributes = output.attributes();
+    Ok(names
+        .iter()
+        .map(|name| {
+            attributes.and_then(|a| a.get(name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .sum())
 }
 
 /// Receive count of a record; 1 when the attribute is missing or odd.

@@ -230,24 +230,7 @@ impl Poller {
 
     /// True when no message is visible, in flight or delayed.
     async fn is_empty(&self) -> Result<bool, Failure> {
-        let names = [
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
-        ];
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .set_attribute_names(Some(names.to_vec()))
-            .send()
-            .await
-            .map_err(|e| Failure::from_sdk("GetQueueAttributes", e))?;
-        let attributes = output.attributes();
-        Ok(names.iter().all(|name| {
-            attributes.and_then(|a| a.get(name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-                == 0
-        }))
+        Ok(sqs::queue_depth(&self.sqs, &self.queue_url).await? == 0)
     }
 
     /// Deletes acknowledged messages, ten per call; returns how many went.

@@ -285,23 +285,7 @@ impl Stack {
 
     /// Approximate visible + in-flight + delayed messages in `queue`.
     pub async fn depth(&self, queue: &str) -> u64 {
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue)
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let attributes = output.attributes.unwrap_or_default();
-        [
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
-        ]
-        .iter()
-        .map(|name| attributes.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-        .sum()
+        cdn_log_delivery::aws::sqs::queue_depth(&self.sqs, queue).await.expect("GetQueueAttributes")
     }
 }
 
