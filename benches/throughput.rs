@@ -61,6 +61,11 @@ const PACE_PER_SECOND: u32 = 8;
 const NAIVE_GROUP: usize = 5;
 /// Must match the jobs queue's redrive policy.
 const MAX_RECEIVE_COUNT: u32 = 5;
+/// The jobs queue's visibility timeout, seconds, as `infra/template.yaml`
+/// deploys it. It is `poll`'s deadline for a batch: with less, a rescan of
+/// 1000 distributions cannot finish its fan-out into moto's FIFO queue,
+/// whose cost grows with the square of the jobs sent.
+const VISIBILITY_TIMEOUT: &str = "360";
 /// Sequential calls timed to find what one SDK call costs in CPU.
 const CALIBRATION_CALLS: u32 = 200;
 
@@ -695,7 +700,7 @@ impl Stack {
             "bench-jobs.fifo",
             &[
                 (QueueAttributeName::RedrivePolicy, &redrive),
-                (QueueAttributeName::VisibilityTimeout, "30"),
+                (QueueAttributeName::VisibilityTimeout, VISIBILITY_TIMEOUT),
             ],
         )
         .await;
