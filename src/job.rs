@@ -359,15 +359,16 @@ fn host(value: &str) -> Result<String, &'static str> {
     }
 }
 
-/// A field name from the body made safe to put in a reason: at most 64
-/// characters, escaped.
+/// A field name from the body made safe to put in a reason: escaped, then
+/// cut to 64 characters (escaping can make a short name long).
 fn printable(name: &str) -> String {
-    let cut: String = name.chars().take(64).collect();
-    let mut out = format!("{cut:?}");
-    if cut.len() < name.len() {
-        out.push_str("...");
+    let escaped = format!("{name:?}");
+    if escaped.chars().count() <= 64 {
+        return escaped;
     }
-    out
+    let mut cut: String = escaped.chars().take(64).collect();
+    cut.push_str("...");
+    cut
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -549,6 +550,9 @@ mod tests {
         let r = rejected(&body);
         assert!(r.reason.len() < 120, "{}", r.reason);
         assert!(!r.reason.contains('\n'));
+        let mut body = enable_body();
+        body["\u{7f}".repeat(300)] = json!(1);
+        assert!(rejected(&body).reason.len() < 120, "escapes are cut too");
     }
 
     #[test]
