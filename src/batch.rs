@@ -10,7 +10,10 @@
 //! - A retryable failure is handed back (a batch item failure); on its last
 //!   allowed receive it also gets a `failed` outcome with `retryable: true`,
 //!   since the redrive policy is about to move it to the dead-letter queue.
-//! - A record is acknowledged only after its outcomes are published.
+//! - A record is acknowledged only after its outcomes are published. The
+//!   outcomes of a whole batch go out together once its records have run,
+//!   ten per PublishBatch call; a record whose outcomes did not all go out
+//!   is handed back.
 //! - Records of one FIFO message group run in order, one at a time; after the
 //!   first record handed back, the rest of its group is handed back
 //!   unprocessed. Groups, and records of a standard queue, run concurrently.
@@ -37,10 +40,11 @@ use crate::inventory::Inventory;
 use crate::job::{self, EnableJob, Job, Rejection, RescanJob};
 use crate::limiter::{AccountLimiter, Pace};
 use crate::names;
-use crate::outcome::{Outcome, OutcomeError, OutcomePublisher, OutcomeType, Status};
+use crate::outcome::{Outcome, OutcomeError, OutcomePublisher, OutcomeType, Published, Status};
 use crate::rescan;
 
-/// Time kept back from the deadline for publishing outcomes and answering.
+/// Time kept back from the deadline for publishing the batch's outcomes and
+/// answering: one or two PublishBatch round trips with room to spare.
 pub const PUBLISH_RESERVE: Duration = Duration::from_secs(1);
 
 /// A record is not started with less time than this left before the
@@ -98,21 +102,38 @@ impl BatchReport {
     }
 }
 
-/// What became of one record.
+/// What became of one record once it ran.
 #[derive(Debug, Default)]
 struct Disposition {
+    /// Handed back whatever becomes of its outcomes.
     handed_back: bool,
+    /// Outcomes to publish with the batch's; the record is acknowledged
+    /// only if every one of them is published.
+    to_publish: Vec<Outcome>,
+    /// Outcomes already published while the record ran.
     published: Vec<(OutcomeType, Status)>,
     limiter_wait: Duration,
 }
 
 impl Disposition {
-    fn done(published: &[Outcome]) -> Self {
-        Self { handed_back: false, published: summary(published), ..Self::default() }
+    /// Acknowledged once `outcomes` are published.
+    fn ack_after(outcomes: Vec<Outcome>) -> Self {
+        Self { to_publish: outcomes, ..Self::default() }
     }
 
-    fn hand_back(published: &[Outcome]) -> Self {
-        Self { handed_back: true, published: summary(published), ..Self::default() }
+    /// Handed back, after `outcomes` are published.
+    fn hand_back_after(outcomes: Vec<Outcome>) -> Self {
+        Self { handed_back: true, to_publish: outcomes, ..Self::default() }
+    }
+
+    /// Handed back with nothing to say.
+    fn hand_back() -> Self {
+        Self { handed_back: true, ..Self::default() }
+    }
+
+    /// The record published `outcomes` itself.
+    fn published(handed_back: bool, outcomes: &[Outcome]) -> Self {
+        Self { handed_back, published: summary(outcomes), ..Self::default() }
     }
 }
 
@@ -208,7 +229,7 @@ impl Worker {
                         message_id = records[i].message_id,
                         "handed back behind an earlier failure in its group"
                     );
-                    Disposition::hand_back(&[])
+                    Disposition::hand_back()
                 } else {
                     self.run_record(&records[i], &jobs[i], inventories, deadline).await
                 };
@@ -220,11 +241,26 @@ impl Worker {
         let mut results: Vec<_> =
             futures::future::join_all(runs).await.into_iter().flatten().collect();
         results.sort_by_key(|(i, _)| *i);
+        let mut dispositions: Vec<_> = results.into_iter().map(|(_, d)| d).collect();
+
+        self.publish_outcomes(&mut dispositions, deadline).await;
+        // A record handed back for its outcomes' sake holds back the rest of
+        // its message group, as a failure would have.
+        for members in &groups {
+            if records[members[0]].group.is_none() {
+                continue;
+            }
+            let mut blocked = false;
+            for &i in members {
+                blocked |= dispositions[i].handed_back;
+                dispositions[i].handed_back |= blocked;
+            }
+        }
 
         let mut report = BatchReport::default();
-        for (i, disposition) in results {
+        for (record, disposition) in records.iter().zip(dispositions) {
             if disposition.handed_back {
-                report.handed_back.push(records[i].message_id.to_owned());
+                report.handed_back.push(record.message_id.to_owned());
             }
             for key in disposition.published {
                 *report.outcomes.entry(key).or_default() += 1;
@@ -242,6 +278,48 @@ impl Worker {
         Ok(report)
     }
 
+    /// Publishes the outcomes every record left to publish, all in one go,
+    /// before the deadline. A record with an outcome that did not go out is
+    /// handed back; it publishes again when it runs again.
+    async fn publish_outcomes(&self, dispositions: &mut [Disposition], deadline: Instant) {
+        let owners: Vec<usize> = dispositions.iter().map(|d| d.to_publish.len()).collect();
+        let outcomes: Vec<Outcome> =
+            dispositions.iter_mut().flat_map(|d| std::mem::take(&mut d.to_publish)).collect();
+        if outcomes.is_empty() {
+            return;
+        }
+        let published = tokio::time::timeout_at(deadline, self.publisher.publish_each(&outcomes))
+            .await
+            .unwrap_or_else(|_| Published {
+                delivered: vec![false; outcomes.len()],
+                failure: Some(Failure::out_of_time("Publish")),
+            });
+        if let Some(failure) = &published.failure {
+            warn!(
+                outcomes = outcomes.len(),
+                not_published = published.delivered.iter().filter(|d| !**d).count(),
+                operation = failure.operation,
+                category = failure.category.as_str(),
+                code = failure.code.as_deref().unwrap_or("-"),
+                request_id = failure.request_id.as_deref().unwrap_or("-"),
+                "could not publish every outcome; their records are handed back"
+            );
+        }
+
+        // The outcomes were taken out in record order: give each record the
+        // flags of its own.
+        let mut results = outcomes.iter().zip(published.delivered.iter().copied());
+        for (disposition, count) in dispositions.iter_mut().zip(owners) {
+            for (outcome, delivered) in results.by_ref().take(count) {
+                if delivered {
+                    disposition.published.push((outcome.kind, outcome.status));
+                } else {
+                    disposition.handed_back = true;
+                }
+            }
+        }
+    }
+
     async fn run_record(
         &self,
         record: &Record<'_>,
@@ -252,7 +330,7 @@ impl Worker {
         let work_deadline = deadline.checked_sub(PUBLISH_RESERVE).unwrap_or(deadline);
         if Instant::now() + MIN_RECORD_TIME > work_deadline {
             debug!(message_id = record.message_id, "not started: too close to the deadline");
-            return Disposition::hand_back(&[]);
+            return Disposition::hand_back();
         }
         let span =
             info_span!("record", message_id = record.message_id, attempt = record.receive_count);
@@ -267,11 +345,12 @@ impl Worker {
                 Ok(Job::Rescan(job)) => self.run_rescan(record, job, work_deadline).await,
             }
         };
-        match tokio::time::timeout_at(deadline, work.instrument(span)).await {
+        // The publish reserve stays free for the batch's outcomes.
+        match tokio::time::timeout_at(work_deadline, work.instrument(span)).await {
             Ok(disposition) => disposition,
             Err(_) => {
                 warn!(message_id = record.message_id, "record ran into the deadline; handed back");
-                Disposition::hand_back(&[])
+                Disposition::hand_back()
             }
         }
     }
@@ -293,23 +372,25 @@ impl Worker {
         });
         info!(message_id = record.message_id, reason = %rejection.reason, "job rejected");
 
+        // The rejection is published before the body moves, not with the
+        // batch: a body must not reach the dead-letter queue unannounced.
         let outcomes = [outcome];
         if let Err(failure) = self.publisher.publish(&outcomes).await {
             log_failure(record, &failure, "could not publish the rejection");
-            return Disposition::hand_back(&[]);
+            return Disposition::hand_back();
         }
         let Some(dlq) = self.config.dead_letter_queue_url.as_deref() else {
-            return Disposition::hand_back(&outcomes);
+            return Disposition::published(true, &outcomes);
         };
         match self.send_to_dead_letter_queue(dlq, record, &rejection.reason).await {
-            Ok(()) => Disposition::done(&outcomes),
+            Ok(()) => Disposition::published(false, &outcomes),
             Err(failure) => {
                 log_failure(
                     record,
                     &failure,
                     "could not move the rejected body to the dead-letter queue",
                 );
-                Disposition::hand_back(&outcomes)
+                Disposition::published(true, &outcomes)
             }
         }
     }
@@ -349,7 +430,7 @@ impl Worker {
         let mut outcome = enable_outcome(record, job, &self.config);
         let customer = match self.roles.assume(&job.account_id, &job.external_id).await {
             Ok(customer) => customer,
-            Err(failure) => return self.failed(record, outcome, failure, Duration::ZERO).await,
+            Err(failure) => return self.failed(record, outcome, failure, Duration::ZERO),
         };
         let pace = Pace::new(&self.limiter, &job.account_id, deadline);
 
@@ -372,7 +453,7 @@ impl Worker {
                     if enabled.already_existed { Status::AlreadyExisted } else { Status::Created };
                 outcome.delivery_id = enabled.delivery_id;
                 debug!(status = outcome.status.as_str(), "enabled");
-                let mut disposition = self.publish_and_ack(record, vec![outcome]).await;
+                let mut disposition = Disposition::ack_after(vec![outcome]);
                 disposition.limiter_wait = pace.waited();
                 disposition
             }
@@ -380,7 +461,7 @@ impl Worker {
                 if failure.category == Category::ExpiredToken {
                     self.roles.forget(&job.account_id, &job.external_id);
                 }
-                self.failed(record, outcome, failure, pace.waited()).await
+                self.failed(record, outcome, failure, pace.waited())
             }
         }
     }
@@ -401,7 +482,7 @@ impl Worker {
 
         let customer = match self.roles.assume(&job.account_id, &job.external_id).await {
             Ok(customer) => customer,
-            Err(failure) => return self.failed(record, summary, failure, Duration::ZERO).await,
+            Err(failure) => return self.failed(record, summary, failure, Duration::ZERO),
         };
         let pace = Pace::new(&self.limiter, &job.account_id, deadline);
         let fan_out = rescan::FanOut {
@@ -432,7 +513,7 @@ impl Worker {
                     })
                     .collect();
                 outcomes.push(summary);
-                let mut disposition = self.publish_and_ack(record, outcomes).await;
+                let mut disposition = Disposition::ack_after(outcomes);
                 disposition.limiter_wait = pace.waited();
                 disposition
             }
@@ -440,13 +521,13 @@ impl Worker {
                 if failure.category == Category::ExpiredToken {
                     self.roles.forget(&job.account_id, &job.external_id);
                 }
-                self.failed(record, summary, failure, pace.waited()).await
+                self.failed(record, summary, failure, pace.waited())
             }
         }
     }
 
     /// Applies the failure rules to a job that did not succeed.
-    async fn failed(
+    fn failed(
         &self,
         record: &Record<'_>,
         mut outcome: Outcome,
@@ -459,33 +540,16 @@ impl Worker {
         outcome.error = Some(OutcomeError::from(&failure));
 
         let mut disposition = if !failure.retryable {
-            self.publish_and_ack(record, vec![outcome]).await
+            Disposition::ack_after(vec![outcome])
         } else if last_receive {
             // The redrive policy moves the message to the dead-letter queue
             // now; the API learns of it from this outcome.
-            let outcomes = [outcome];
-            match self.publisher.publish(&outcomes).await {
-                Ok(()) => Disposition::hand_back(&outcomes),
-                Err(e) => {
-                    log_failure(record, &e, "could not publish the final failure");
-                    Disposition::hand_back(&[])
-                }
-            }
+            Disposition::hand_back_after(vec![outcome])
         } else {
-            Disposition::hand_back(&[])
+            Disposition::hand_back()
         };
         disposition.limiter_wait = waited;
         disposition
-    }
-
-    async fn publish_and_ack(&self, record: &Record<'_>, outcomes: Vec<Outcome>) -> Disposition {
-        match self.publisher.publish(&outcomes).await {
-            Ok(()) => Disposition::done(&outcomes),
-            Err(failure) => {
-                log_failure(record, &failure, "could not publish outcomes; handed back");
-                Disposition::hand_back(&[])
-            }
-        }
     }
 }
 

@@ -240,7 +240,7 @@ impl Failure {
 
 /// AWS error codes are short identifiers; anything else (an arbitrary
 /// endpoint's answer) is not echoed.
-fn is_plain_code(code: &str) -> bool {
+pub(crate) fn is_plain_code(code: &str) -> bool {
     (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
 }
 

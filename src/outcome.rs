@@ -7,15 +7,21 @@
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Category, Failure};
+use crate::error::{Category, Failure, is_plain_code};
 use crate::ids::{AccountId, DistributionId};
 
 /// SNS PublishBatch takes at most ten entries.
 const PUBLISH_BATCH_MAX: usize = 10;
+
+/// PublishBatch calls in flight at once. A batch of ten records needs one or
+/// two calls; a rescan of a large account may need dozens, and a few at a
+/// time keeps them inside the publish reserve without a burst on SNS.
+const PUBLISH_CONCURRENCY: usize = 4;
 
 /// What an outcome is about: the job's type, or `unknown` for a body that
 /// named none the worker knows.
@@ -183,6 +189,16 @@ fn now_rfc3339() -> String {
     DateTime::from(std::time::SystemTime::now()).fmt(Format::DateTime).unwrap_or_default()
 }
 
+/// Which outcomes of one [`OutcomePublisher::publish_each`] call reached
+/// the results topic.
+#[derive(Debug)]
+pub struct Published {
+    /// One flag per outcome, in the order given.
+    pub delivered: Vec<bool>,
+    /// The first failure met, for the log; `None` when every outcome went out.
+    pub failure: Option<Failure>,
+}
+
 /// Publishes outcomes to the results topic.
 #[derive(Clone, Debug)]
 pub struct OutcomePublisher {
@@ -204,14 +220,38 @@ impl OutcomePublisher {
     /// The first failed call, or an entry SNS refused; the caller must not
     /// acknowledge the message the outcomes are about.
     pub async fn publish(&self, outcomes: &[Outcome]) -> Result<(), Failure> {
-        for chunk in outcomes.chunks(PUBLISH_BATCH_MAX) {
-            if let [single] = chunk {
-                self.publish_one(single).await?;
-            } else {
-                self.publish_batch(chunk).await?;
+        match self.publish_each(outcomes).await.failure {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+
+    /// Publishes every outcome, ten per PublishBatch call and a few calls at
+    /// once, and tells which reached the topic, so that a batch acknowledges
+    /// the records whose outcomes all went out and hands back the rest.
+    pub async fn publish_each(&self, outcomes: &[Outcome]) -> Published {
+        let calls = outcomes.chunks(PUBLISH_BATCH_MAX).map(|chunk| async move {
+            match chunk {
+                [single] => match self.publish_one(single).await {
+                    Ok(()) => Published { delivered: vec![true], failure: None },
+                    Err(failure) => Published { delivered: vec![false], failure: Some(failure) },
+                },
+                _ => self.publish_batch(chunk).await,
+            }
+        });
+        // `buffered` yields in order, so the flags line up with the outcomes.
+        let results: Vec<Published> =
+            futures::stream::iter(calls).buffered(PUBLISH_CONCURRENCY).collect().await;
+
+        let mut published =
+            Published { delivered: Vec::with_capacity(outcomes.len()), failure: None };
+        for result in results {
+            published.delivered.extend(result.delivered);
+            if published.failure.is_none() {
+                published.failure = result.failure;
             }
         }
-        Ok(())
+        published
     }
 
     async fn publish_one(&self, outcome: &Outcome) -> Result<(), Failure> {
@@ -230,7 +270,12 @@ impl OutcomePublisher {
         Ok(())
     }
 
-    async fn publish_batch(&self, chunk: &[Outcome]) -> Result<(), Failure> {
+    /// One PublishBatch call of at most ten outcomes. SNS may take some
+    /// entries of a call and refuse others: only the entries it lists as
+    /// successful count as published.
+    async fn publish_batch(&self, chunk: &[Outcome]) -> Published {
+        let none =
+            |failure| Published { delivered: vec![false; chunk.len()], failure: Some(failure) };
         let entries = chunk
             .iter()
             .enumerate()
@@ -252,31 +297,50 @@ impl OutcomePublisher {
                         )
                     })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let output = self
+            .collect::<Result<Vec<_>, _>>();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(failure) => return none(failure),
+        };
+        let output = match self
             .sns
             .publish_batch()
             .topic_arn(&self.topic_arn)
             .set_publish_batch_request_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| Failure::from_sdk("PublishBatch", e))?;
-        if let Some(failed) = output.failed().first() {
-            let category = crate::error::category_of_code(failed.code());
-            let mut failure = Failure::new(
-                if category == Category::Internal {
-                    Category::ServiceUnavailable
-                } else {
-                    category
-                },
-                "PublishBatch",
-                format!("{} of {} outcomes were not published", output.failed().len(), chunk.len()),
-            );
-            // A refused entry is retried with the whole record.
-            failure.retryable = true;
-            return Err(failure);
+        {
+            Ok(output) => output,
+            Err(e) => return none(Failure::from_sdk("PublishBatch", e)),
+        };
+
+        let mut delivered = vec![false; chunk.len()];
+        let entry_index = |id: &str| id.parse::<usize>().ok().filter(|i| *i < chunk.len());
+        for i in output.successful().iter().filter_map(|e| entry_index(e.id()?)) {
+            delivered[i] = true;
         }
-        Ok(())
+        // An entry listed as refused is refused, whatever else SNS said.
+        for i in output.failed().iter().filter_map(|e| entry_index(e.id())) {
+            delivered[i] = false;
+        }
+        let refused = delivered.iter().filter(|d| !**d).count();
+        let failure = (refused > 0).then(|| {
+            let code = output.failed().first().map(|e| e.code()).filter(|c| is_plain_code(c));
+            let category = match code.map(crate::error::category_of_code) {
+                Some(category) if category != Category::Internal => category,
+                _ => Category::ServiceUnavailable,
+            };
+            let mut failure = Failure::new(
+                category,
+                "PublishBatch",
+                format!("{refused} of {} outcomes were not published", chunk.len()),
+            );
+            // A refused entry is retried with its whole record.
+            failure.retryable = true;
+            failure.code = code.map(str::to_owned);
+            failure
+        });
+        Published { delivered, failure }
     }
 
     /// FIFO topics need a group (the account keeps outcomes of one account in
@@ -305,8 +369,8 @@ fn attributes(outcome: &Outcome) -> std::collections::HashMap<String, MessageAtt
 mod tests {
     use super::*;
     use aws_sdk_sns::operation::publish::PublishOutput;
-    use aws_sdk_sns::operation::publish_batch::PublishBatchOutput;
-    use aws_sdk_sns::types::BatchResultErrorEntry;
+    use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
+    use aws_sdk_sns::types::{BatchResultErrorEntry, PublishBatchResultEntry};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use serde_json::{Value, json};
 
@@ -372,15 +436,70 @@ mod tests {
         assert_eq!(rule.num_calls(), 1);
     }
 
+    /// What SNS answers when it takes every entry except those in `refuse`.
+    fn answer(request: &PublishBatchInput, refuse: &[&str]) -> PublishBatchOutput {
+        let mut output = PublishBatchOutput::builder();
+        for entry in request.publish_batch_request_entries() {
+            let id = entry.id();
+            output = if refuse.contains(&id) {
+                output.failed(
+                    BatchResultErrorEntry::builder()
+                        .id(id)
+                        .code("InternalError")
+                        .sender_fault(false)
+                        .build()
+                        .unwrap(),
+                )
+            } else {
+                output.successful(PublishBatchResultEntry::builder().id(id).message_id("m").build())
+            };
+        }
+        output.build()
+    }
+
     #[tokio::test]
     async fn many_outcomes_go_out_ten_per_batch() {
         let rule = mock!(aws_sdk_sns::Client::publish_batch)
             .match_requests(|r| r.publish_batch_request_entries().len() <= 10)
-            .then_output(|| PublishBatchOutput::builder().build());
+            .then_compute_output(|r| answer(r, &[]));
         let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
         let publisher = OutcomePublisher::new(sns, "arn:aws:sns:us-east-1:1:results".into());
-        publisher.publish(&vec![enable_outcome(); 25][..20]).await.unwrap();
-        assert_eq!(rule.num_calls(), 2);
+        let published = publisher.publish_each(&vec![enable_outcome(); 23]).await;
+        assert_eq!(published.delivered, vec![true; 23]);
+        assert!(published.failure.is_none());
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn only_the_entries_sns_refused_count_as_unpublished() {
+        let rule = mock!(aws_sdk_sns::Client::publish_batch)
+            .then_compute_output(|r| answer(r, &["1", "4"]));
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
+        let publisher = OutcomePublisher::new(sns, "arn:aws:sns:us-east-1:1:results".into());
+        let published = publisher.publish_each(&vec![enable_outcome(); 12]).await;
+        let mut expected = vec![true; 12];
+        expected[1] = false;
+        expected[4] = false;
+        expected[11] = false;
+        assert_eq!(published.delivered, expected);
+        let failure = published.failure.unwrap();
+        assert!(failure.retryable);
+        assert_eq!(failure.category, Category::ServiceUnavailable);
+        assert_eq!(failure.code.as_deref(), Some("InternalError"));
+    }
+
+    #[tokio::test]
+    async fn an_entry_sns_does_not_mention_is_not_published() {
+        let rule = mock!(aws_sdk_sns::Client::publish_batch).then_output(|| {
+            PublishBatchOutput::builder()
+                .successful(PublishBatchResultEntry::builder().id("0").build())
+                .build()
+        });
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
+        let publisher = OutcomePublisher::new(sns, "arn:aws:sns:us-east-1:1:results".into());
+        let published = publisher.publish_each(&[enable_outcome(), enable_outcome()]).await;
+        assert_eq!(published.delivered, [true, false]);
+        assert!(published.failure.unwrap().retryable);
     }
 
     #[tokio::test]

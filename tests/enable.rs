@@ -320,6 +320,65 @@ async fn a_mixed_batch_hands_back_exactly_the_retryable_records_and_their_follow
 }
 
 #[tokio::test]
+async fn a_batch_publishes_its_outcomes_together() {
+    let stack = Stack::new(5, 30).await;
+    stack.customer.provision_destination().await;
+    let mut records = Vec::new();
+    for i in 0..4 {
+        let d = stack.customer.create_distribution(&[]).await;
+        let group = if i % 2 == 0 { "A" } else { "B" };
+        records.push(record(&format!("m-{i}"), &stack.enable_body(&d, json!({})), 1, Some(group)));
+    }
+    records.push(record("bad", "[]", 1, Some("C")));
+    let worker = stack.worker();
+    stack.wire.reset_calls();
+
+    let report = stack.run(&worker, &records).await;
+    assert!(report.handed_back.is_empty(), "{:?}", report.handed_back);
+    // The four enables share one PublishBatch; the rejection goes out on its
+    // own, before its body moves to the dead-letter queue.
+    assert_eq!(stack.wire.count("PublishBatch"), 1, "{:?}", stack.wire.calls());
+    assert_eq!(stack.wire.count("Publish"), 1, "{:?}", stack.wire.calls());
+
+    let outcomes = stack.outcomes(5).await;
+    let created = outcomes.iter().filter(|o| o.status() == "created").count();
+    assert_eq!(created, 4);
+    assert!(outcomes.iter().all(|o| o.status_attribute == o.status()));
+}
+
+#[tokio::test]
+async fn records_whose_outcomes_cannot_be_published_are_handed_back() {
+    let stack = Stack::new(5, 30).await;
+    stack.customer.provision_destination().await;
+    let mut records = Vec::new();
+    for (i, group) in [Some("A"), Some("A"), None].into_iter().enumerate() {
+        let d = stack.customer.create_distribution(&[]).await;
+        records.push(record(&format!("m-{i}"), &stack.enable_body(&d, json!({})), 1, group));
+    }
+    stack.wire.inject(Fault {
+        operation: "PublishBatch",
+        body_contains: None,
+        status: 500,
+        code: "InternalError",
+    });
+    let worker = stack.worker();
+
+    let report = stack.run(&worker, &records).await;
+    assert_eq!(report.handed_back, ["m-0", "m-1", "m-2"], "nothing is acknowledged unannounced");
+    assert!(report.outcomes.is_empty());
+    assert_eq!(stack.customer.deliveries().await.len(), 3, "the work itself was done");
+    assert!(stack.outcomes_available().await.is_empty());
+
+    // Once SNS is back the records run again and announce what they found.
+    stack.wire.clear_faults();
+    let report = stack.run(&worker, &records).await;
+    assert!(report.handed_back.is_empty());
+    let outcomes = stack.outcomes(3).await;
+    assert!(outcomes.iter().all(|o| o.status() == "alreadyExisted"), "{outcomes:?}");
+    assert_eq!(stack.customer.deliveries().await.len(), 3);
+}
+
+#[tokio::test]
 async fn a_record_that_cannot_start_before_the_deadline_is_handed_back() {
     let stack = Stack::new(5, 30).await;
     let worker = stack.worker();
