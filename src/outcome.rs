@@ -503,26 +503,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_batch_entry_is_a_retryable_failure() {
-        let rule = mock!(aws_sdk_sns::Client::publish_batch).then_output(|| {
-            PublishBatchOutput::builder()
-                .failed(
-                    BatchResultErrorEntry::builder()
-                        .id("1")
-                        .code("InternalError")
-                        .sender_fault(false)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-        });
-        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
-        let publisher = OutcomePublisher::new(sns, "arn:aws:sns:us-east-1:1:results".into());
-        let failure = publisher.publish(&[enable_outcome(), enable_outcome()]).await.unwrap_err();
-        assert!(failure.retryable);
-    }
-
-    #[tokio::test]
     async fn fifo_topics_get_group_and_deduplication_ids() {
         let rule = mock!(aws_sdk_sns::Client::publish)
             .match_requests(|r| {
