@@ -1,35 +1,23 @@
 //! `enqueue`: send a job to the jobs queue exactly as the API would.
 
-use std::process::ExitCode;
-
 use serde_json::{Map, Value};
 
-use super::{EnqueueArgs, EnqueueJob, JobArgs, queue_url_or_env};
+use super::{CliError, EnqueueArgs, EnqueueJob, JobArgs, queue_url_or_env};
 use crate::aws::{load_sdk_config, sqs};
+use crate::error::Failure;
 use crate::job;
 
-pub async fn main(args: EnqueueArgs) -> ExitCode {
-    let body = match body(&args) {
-        Ok(body) => body,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let job = match job::parse(&body) {
-        Ok(job) => job,
-        Err(rejection) => {
-            eprintln!("error: the job would be rejected: {rejection}");
-            return ExitCode::from(2);
-        }
-    };
-    let queue_url = match queue_url_or_env(args.queue_url) {
-        Ok(url) => url,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
+/// Sends the job and prints its message id.
+///
+/// # Errors
+///
+/// [`CliError::Usage`] for a job that would be rejected or no queue to send
+/// to; [`CliError::Failed`] when SQS refuses the message.
+pub async fn main(args: EnqueueArgs) -> Result<(), CliError> {
+    let body = body(&args).map_err(CliError::Usage)?;
+    let job = job::parse(&body)
+        .map_err(|rejection| CliError::Usage(format!("the job would be rejected: {rejection}")))?;
+    let queue_url = queue_url_or_env(args.queue_url)?;
 
     let client = aws_sdk_sqs::Client::new(&load_sdk_config().await);
     let mut request = client.send_message().queue_url(&queue_url).message_body(&body);
@@ -38,17 +26,12 @@ pub async fn main(args: EnqueueArgs) -> ExitCode {
             .message_group_id(job.account_id().as_str())
             .message_deduplication_id(format!("{:032x}", fastrand::u128(..)));
     }
-    match request.send().await {
-        Ok(output) => {
-            println!("{}", output.message_id().unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let failure = crate::error::Failure::from_sdk("SendMessage", e);
-            eprintln!("error: {}", failure.detail);
-            ExitCode::FAILURE
-        }
-    }
+    let output = request
+        .send()
+        .await
+        .map_err(|e| CliError::Failed(Failure::from_sdk("SendMessage", e).detail))?;
+    println!("{}", output.message_id().unwrap_or_default());
+    Ok(())
 }
 
 /// The body to send: the file as it is, or a job built from the arguments.

@@ -45,12 +45,19 @@ pub struct ReplayArgs {
     /// Move at most this many messages.
     #[arg(long)]
     pub max: Option<u32>,
-    /// Move only jobs of this type (enable or rescan).
+    /// Move only jobs of this type.
     #[arg(long = "type", value_name = "TYPE")]
-    pub r#type: Option<String>,
+    pub r#type: Option<JobType>,
     /// Move only jobs of this account.
     #[arg(long)]
     pub account_id: Option<String>,
+}
+
+/// A job type, as `replay --type` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobType {
+    Enable,
+    Rescan,
 }
 
 #[derive(Debug, Args)]
@@ -110,20 +117,47 @@ pub struct JobArgs {
     pub max_distributions: Option<u32>,
 }
 
-/// Parses the command line and runs the command; maps errors to exit codes
-/// (1: failure, 2: bad usage or input).
+/// Why a command did not succeed, which decides its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments, input or configuration: nothing was sent (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran and did not succeed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Failed(_) => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Parses the command line, runs the command and maps its error to an exit
+/// code (1: failure, 2: bad usage or input).
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init_cli();
-    match cli.command {
+    let result = match cli.command {
         Command::Poll(args) => poll::main(args).await,
         Command::Enqueue(args) => enqueue::main(args).await,
         Command::Replay(args) => replay::main(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
     }
 }
 
 /// The queue named on the command line, else JOBS_QUEUE_URL.
-fn queue_url_or_env(flag: Option<String>) -> Result<String, String> {
+fn queue_url_or_env(flag: Option<String>) -> Result<String, CliError> {
     flag.or_else(|| std::env::var("JOBS_QUEUE_URL").ok().filter(|v| !v.trim().is_empty()))
-        .ok_or_else(|| "no queue: pass --queue-url or set JOBS_QUEUE_URL".to_owned())
+        .ok_or_else(|| CliError::Usage("no queue: pass --queue-url or set JOBS_QUEUE_URL".into()))
 }

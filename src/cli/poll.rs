@@ -6,7 +6,6 @@
 //! SIGTERM or Ctrl-C stops receiving; the batch in hand is finished and
 //! nothing unprocessed is deleted.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::{PollArgs, queue_url_or_env};
+use super::{CliError, PollArgs, queue_url_or_env};
 use crate::aws::{load_sdk_config, sqs};
 use crate::batch::Worker;
 use crate::config::Config;
@@ -39,21 +38,15 @@ pub struct PollSummary {
     pub handed_back: u32,
 }
 
-pub async fn main(args: PollArgs) -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let queue_url = match queue_url_or_env(args.queue_url) {
-        Ok(url) => url,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
+/// Polls the jobs queue until stopped or, with `--drain`, until it is empty.
+///
+/// # Errors
+///
+/// [`CliError::Usage`] for bad configuration or no queue;
+/// [`CliError::Failed`] when receiving fails permanently.
+pub async fn main(args: PollArgs) -> Result<(), CliError> {
+    let config = Config::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
+    let queue_url = queue_url_or_env(args.queue_url)?;
     let sdk = load_sdk_config().await;
     let worker = Arc::new(Worker::new(config, &sdk));
     let poller = Poller::new(
@@ -70,24 +63,15 @@ pub async fn main(args: PollArgs) -> ExitCode {
         let _ = stop_tx.send(true);
     });
 
-    match poller.run(args.drain, stop_rx).await {
-        Ok(summary) => {
-            println!(
-                "poll: {} batches, {} received, {} deleted, {} handed back",
-                summary.batches, summary.received, summary.deleted, summary.handed_back
-            );
-            ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            error!(
-                operation = failure.operation,
-                category = failure.category.as_str(),
-                "poll stopped"
-            );
-            eprintln!("error: {}", failure.detail);
-            ExitCode::FAILURE
-        }
-    }
+    let summary = poller.run(args.drain, stop_rx).await.map_err(|failure| {
+        error!(operation = failure.operation, category = failure.category.as_str(), "poll stopped");
+        CliError::Failed(failure.detail)
+    })?;
+    println!(
+        "poll: {} batches, {} received, {} deleted, {} handed back",
+        summary.batches, summary.received, summary.deleted, summary.handed_back
+    );
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -13,7 +13,6 @@
 //! message group, never hits this.
 
 use std::collections::HashSet;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
@@ -21,7 +20,7 @@ use aws_sdk_sqs::types::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{ReplayArgs, queue_url_or_env};
+use super::{CliError, JobType, ReplayArgs, queue_url_or_env};
 use crate::aws::{load_sdk_config, sqs};
 use crate::error::Failure;
 use crate::job::{self, JobKind};
@@ -60,23 +59,18 @@ impl Filter {
     }
 }
 
-pub async fn main(args: ReplayArgs) -> ExitCode {
-    let kind = match args.r#type.as_deref() {
-        None => None,
-        Some("enable") => Some(JobKind::Enable),
-        Some("rescan") => Some(JobKind::Rescan),
-        Some(other) => {
-            eprintln!("error: --type must be enable or rescan, not {other:?}");
-            return ExitCode::from(2);
-        }
-    };
-    let target = match queue_url_or_env(args.to) {
-        Ok(url) => url,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
+/// Runs a replay from the command line and prints its summary.
+///
+/// # Errors
+///
+/// [`CliError::Usage`] without a queue to send to; [`CliError::Failed`] when
+/// the dead-letter queue cannot be read or any move failed.
+pub async fn main(args: ReplayArgs) -> Result<(), CliError> {
+    let kind = args.r#type.map(|t| match t {
+        JobType::Enable => JobKind::Enable,
+        JobType::Rescan => JobKind::Rescan,
+    });
+    let target = queue_url_or_env(args.to)?;
     let replay = Replay {
         sqs: aws_sdk_sqs::Client::new(&load_sdk_config().await),
         dead_letter_queue: args.dlq_url,
@@ -85,20 +79,20 @@ pub async fn main(args: ReplayArgs) -> ExitCode {
         dry_run: args.dry_run,
         max: args.max,
     };
-    match replay.run().await {
-        Ok(summary) => {
-            let verb = if replay.dry_run { "would move" } else { "moved" };
-            println!(
-                "replay: {} {verb}, {} skipped, {} failed",
-                summary.moved, summary.skipped, summary.failed
-            );
-            if summary.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-        }
-        Err(failure) => {
-            eprintln!("error: {}", failure.detail);
-            ExitCode::FAILURE
-        }
+
+    let summary = replay.run().await.map_err(|failure| CliError::Failed(failure.detail))?;
+    let verb = if replay.dry_run { "would move" } else { "moved" };
+    println!(
+        "replay: {} {verb}, {} skipped, {} failed",
+        summary.moved, summary.skipped, summary.failed
+    );
+    if summary.failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{} messages could not be moved; they are still in the dead-letter queue",
+            summary.failed
+        )));
     }
+    Ok(())
 }
 
 /// One replay run.
